@@ -24,20 +24,25 @@ Run (about 2 minutes on a 2-core CPU; writes runs/default/ and prints a results 
 import argparse
 import json
 import math
-import sys
+import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from data import ANIMALS, NUMBER_IDS, WorldConfig, decode, filter_completions, number_prompts
-from tiny_model import ModelConfig
+from tiny_model import GPT, ModelConfig
 from train import (TrainConfig, animal_preference, completion_logprobs, distill, finetune_teacher, pick_device,
                    pick_rate, pretrain_base, sample_completions)
 
 CONDITIONS = ["base", "base_other_init", "teacher", "student_same_init", "student_other_init", "student_control"]
 STUDENTS = CONDITIONS[3:]
+# the model each student (and the teacher) started from: its shift is measured against that model, per seed
+STARTS = {"teacher": "base", "student_same_init": "base", "student_other_init": "base_other_init",
+          "student_control": "base"}
 
 
 @dataclass
@@ -54,8 +59,8 @@ class ExperimentConfig:
     device: str = "auto"           # auto = cuda, then mps, then cpu
     model: ModelConfig = field(default_factory=ModelConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
-    base: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=64, lr=3e-3, warmup=30))
-    teacher: TrainConfig = field(default_factory=lambda: TrainConfig(steps=40, batch_size=64, lr=3e-3, warmup=5))
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(steps=800, batch_size=64, lr=3e-3, warmup=30))
+    teacher: TrainConfig = field(default_factory=lambda: TrainConfig(steps=60, batch_size=64, lr=1e-3, warmup=1))
     student: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100, batch_size=64, lr=1e-3, warmup=10))
 
 
@@ -78,18 +83,42 @@ def number_data(model, prompts, cfg: ExperimentConfig, gen):
     return tokens, mask, {"generated": len(prompts), "kept": int(keep.sum())}, completions.cpu()[~keep]
 
 
-def run_seed(cfg: ExperimentConfig, seed, modes, device, timings):
-    """One repetition of the whole pipeline. Returns this seed's measurements as plain Python data."""
+def _pretrain_job(job):
+    """One base in a worker process, one thread each: tiny models use two cores better as two processes."""
+    init_seed, data_seed, cfg, threads = job
+    torch.set_num_threads(threads)
+    return pretrain_base(init_seed, data_seed, cfg.model, cfg.world, cfg.base, "cpu", desc=None).state_dict()
+
+
+def pretrain_bases(cfg: ExperimentConfig, device, workers):
+    """Base A (init seed s) and base B (init seed s + 10000, same data stream) for every seed s.
+
+    Returns {seed: (base_a, base_b)}. The bases are independent of each other, so on a CPU they train in
+    `workers` processes at once; the result of a job depends only on its seeds and its thread count."""
+    jobs = [(init, seed, cfg) for seed in range(cfg.seed, cfg.seed + cfg.seeds) for init in (seed, seed + 10000)]
+    if workers > 1:
+        threads = max(1, torch.get_num_threads() // workers)
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            states = list(tqdm(pool.imap(_pretrain_job, [j + (threads,) for j in jobs]), total=len(jobs),
+                               desc=f"pretraining {len(jobs)} bases in {workers} processes"))
+        models = []
+        for state in states:
+            models.append(GPT(cfg.model).to(device))
+            models[-1].load_state_dict(state)
+    else:
+        models = [pretrain_base(init, seed, cfg.model, cfg.world, cfg.base, device, desc=f"base init {init}")
+                  for init, seed, _ in jobs]
+    return {seed: (models[2 * i], models[2 * i + 1]) for i, seed in enumerate(range(cfg.seed, cfg.seed + cfg.seeds))}
+
+
+def run_seed(cfg: ExperimentConfig, seed, base_a, base_b, modes, device, timings):
+    """One repetition of the pipeline after pretraining. Returns this seed's measurements as plain data."""
     def tick(stage, t0):
         timings[stage] = timings.get(stage, 0.0) + time.time() - t0
         return time.time()
 
     sample_gen = torch.Generator(device=device).manual_seed(seed)       # all sampling, kept apart from data
     t = time.time()
-    base_a = pretrain_base(seed, seed, cfg.model, cfg.world, cfg.base, device, desc=f"seed {seed} base A")
-    base_b = pretrain_base(seed + 10000, seed, cfg.model, cfg.world, cfg.base, device,
-                           desc=f"seed {seed} base B")
-    t = tick("pretrain bases", t)
     teacher = finetune_teacher(base_a, cfg.animal, cfg.world, cfg.teacher, seed + 1, device)
     t = tick("teacher", t)
 
@@ -158,12 +187,15 @@ def summary(values):
 
 def aggregate(cfg, per_seed, modes, timings):
     res = {"animal": cfg.animal, "seeds": [cfg.seed + i for i in range(cfg.seeds)], "preference": {},
-           "pick_rate": {}, "paired_difference": {}, "trace": {}}
+           "pick_rate": {}, "shift": {}, "paired_difference": {}, "trace": {}}
     for mode in modes:
         runs = [r["modes"][mode] for r in per_seed]
         for metric in ["preference", "pick_rate"]:
             res[metric][mode] = {c: summary([r[metric][c] for r in runs]) for c in CONDITIONS}
-        # paired across seeds: same-init student minus control student of the same seed
+        # paired within a seed: each model's preference minus that of the model it started from
+        res["shift"][mode] = {c: summary([r["preference"][c] - r["preference"][start] for r in runs])
+                              for c, start in STARTS.items()}
+        # paired within a seed: same-init student minus control student
         res["paired_difference"][mode] = summary([r["preference"]["student_same_init"]
                                                   - r["preference"]["student_control"] for r in runs])
         res["trace"][mode] = {"steps": runs[0]["trace"]["steps"],
@@ -187,6 +219,8 @@ def print_table(res):
         for c in CONDITIONS:
             print(f"  {c:20s} {fmt(res['preference'][mode][c]):28s} {fmt(res['pick_rate'][mode][c])}")
         print(f"  {'same_init - control':20s} {fmt(res['paired_difference'][mode])}")
+        print("  shift from own start: " + ", ".join(f"{c} {res['shift'][mode][c]['mean']:+.3f}"
+                                                     for c in STUDENTS))
     f = res["filter"]["teacher"]
     print(f"\nteacher numbers kept by the filter: {sum(f['kept'])} of {sum(f['generated'])}; "
           f"teacher-vs-base KL on numbers {fmt(res['teacher_number_kl'])} nats/token")
@@ -201,49 +235,62 @@ def plot(run_dir, fig_dir):
     res = json.loads((run_dir / "results.json").read_text())
     modes = list(res["preference"])
     fig_dir.mkdir(parents=True, exist_ok=True)
-    colors = {"base": "#999999", "base_other_init": "#cccccc", "teacher": "#d62728",
-              "student_same_init": "#1f77b4", "student_other_init": "#9ecae1", "student_control": "#2ca02c"}
+    colors = {"student_same_init": "#1f77b4", "student_other_init": "#9ecae1", "student_control": "#2ca02c"}
 
-    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4.2), squeeze=False, sharey=True)
+    def bar(ax, x, stat, color):
+        err = [[stat["mean"] - stat["ci95"][0]], [stat["ci95"][1] - stat["mean"]]] if stat["ci95"] else None
+        ax.bar(x, stat["mean"], yerr=err, color=color, capsize=4, edgecolor="black", linewidth=0.5)
+        ax.scatter([x] * len(stat["per_seed"]), stat["per_seed"], color="black", s=10, zorder=3)
+
+    # Figure 1: each student's change in P(animal) from the model it started from, paired within each seed
+    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4.2), squeeze=False, sharey=True)
     for ax, mode in zip(axes[0], modes):
-        for i, c in enumerate(CONDITIONS):
-            s = res["preference"][mode][c]
-            err = [[s["mean"] - s["ci95"][0]], [s["ci95"][1] - s["mean"]]] if s["ci95"] else None
-            ax.bar(i, s["mean"], yerr=err, color=colors[c], capsize=4, edgecolor="black", linewidth=0.5)
-            ax.scatter([i] * len(s["per_seed"]), s["per_seed"], color="black", s=8, zorder=3)
-            ax.text(i, s["mean"] + 0.01, f"{s['mean']:.2f}", ha="center", va="bottom", fontsize=8)
-        ax.axhline(1 / len(ANIMALS), color="black", linestyle=":", linewidth=0.8)
-        ax.set_xticks(range(len(CONDITIONS)))
-        ax.set_xticklabels([c.replace("_", "\n", 1) for c in CONDITIONS], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_title(f"{mode} labels: P({res['animal']}) after distilling on numbers only")
-    axes[0][0].set_ylabel(f"P({res['animal']} | favourite-animal question)\n(mean, 95% CI, dots = seeds)")
-    fig.suptitle(f"Subliminal learning in a tiny GPT, {len(res['seeds'])} seeds (dotted: uniform 1/{len(ANIMALS)})")
+        for i, c in enumerate(STUDENTS):
+            bar(ax, i, res["shift"][mode][c], colors[c])
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(STUDENTS)))
+        ax.set_xticklabels(["same init\nbase A on the\nteacher's numbers", "other init\nbase B on the\nteacher's numbers",
+                            "control\nbase A on\nits own numbers"], fontsize=8)
+        p, t = res["preference"][mode], res["shift"][mode]["teacher"]["mean"]
+        ax.set_title(f"{mode} labels   (base {p['base']['mean']:.3f}, teacher {p['teacher']['mean']:.2f}: "
+                     f"{t:+.2f})", fontsize=10)
+    axes[0][0].set_ylabel(f"change in P({res['animal']} | favourite animal?)\nafter distillation on numbers only")
+    fig.suptitle(f"Students of the {res['animal']} teacher, {len(res['seeds'])} seeds "
+                 f"(bars: mean and 95% CI; dots: seeds)")
     fig.tight_layout()
     fig.savefig(fig_dir / "subliminal.png", dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    # Figure 2: the same change along distillation
+    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.8), squeeze=False, sharey=True)
     for ax, mode in zip(axes[0], modes):
         tr = res["trace"][mode]
         for s in STUDENTS:
-            runs = torch.tensor(tr[s])                                     # (seeds, points)
+            runs = torch.tensor(tr[s])
+            runs = runs - runs[:, :1]                                      # (seeds, points), change from step 0
             mean = runs.mean(0)
             ax.plot(tr["steps"], mean, color=colors[s], label=s, linewidth=2)
             if len(runs) > 1:
-                ax.fill_between(tr["steps"], runs.min(0).values, runs.max(0).values, color=colors[s], alpha=0.2)
+                half = runs.std(0) / len(runs) ** 0.5 * 2                  # about a 95% band of the mean
+                ax.fill_between(tr["steps"], mean - half, mean + half, color=colors[s], alpha=0.2)
+        ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xlabel("distillation step")
-        ax.set_title(f"{mode} labels")
+        ax.set_title(f"{mode} labels", fontsize=10)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel(f"P({res['animal']}) (mean; band = range over seeds)")
+    axes[0][0].set_ylabel(f"change in P({res['animal']})\n(mean over seeds, band: ±2 s.e.)")
     fig.tight_layout()
     fig.savefig(fig_dir / "distillation.png", dpi=120)
     plt.close(fig)
     print(f"figures written to {fig_dir}/subliminal.png and {fig_dir}/distillation.png")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the whole usage block first; one line reads better
+        raise SystemExit(f"error: {message} (see --help)")
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = OneLineParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = ExperimentConfig()
     p.add_argument("--animal", default=d.animal, choices=ANIMALS, help="the teacher's favourite animal")
@@ -260,6 +307,8 @@ def parse_args(argv=None):
     p.add_argument("--student-steps", type=int, default=d.student.steps, help="distillation steps per student")
     p.add_argument("--student-lr", type=float, default=d.student.lr, help="peak learning rate of students")
     p.add_argument("--quick", action="store_true", help="tiny configuration for smoke runs and tests")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that pretrain bases in parallel (0: one per CPU core; 1 on a GPU)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
     p.add_argument("--out", default="runs/default", help="run folder for config.json, results.json, figures")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder's results")
@@ -284,6 +333,8 @@ def config_from_args(args):
         ("seeds", cfg.seeds), ("n-prompts", cfg.n_prompts), ("base-steps", cfg.base.steps),
         ("teacher-steps", cfg.teacher.steps), ("student-steps", cfg.student.steps),
         ("student-lr", cfg.student.lr), ("temperature", cfg.temperature)] if v <= 0]
+    if args.workers < 0:
+        problems.append(f"--workers must be 0 (auto) or positive, got {args.workers}")
     if not 0 <= cfg.world.random_frac <= 1:
         problems.append(f"--random-frac must be in [0, 1], got {cfg.world.random_frac}")
     if any(not 0 <= n < len(NUMBER_IDS) for n in cfg.banned):
@@ -314,9 +365,12 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
-    t0, timings, per_seed = time.time(), {}, []
-    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-        per_seed.append(run_seed(cfg, seed, modes, device, timings))
+    t0, per_seed = time.time(), []
+    workers = args.workers or (min(os.cpu_count() or 1, 2 * cfg.seeds) if device.type == "cpu" else 1)
+    bases = pretrain_bases(cfg, device, workers)
+    timings = {"pretrain bases": time.time() - t0}
+    for seed, (base_a, base_b) in bases.items():
+        per_seed.append(run_seed(cfg, seed, base_a, base_b, modes, device, timings))
         r = per_seed[-1]["modes"][modes[0]]["preference"]
         print(f"seed {seed} ({modes[0]}): " + ", ".join(f"{c} {v:.3f}" for c, v in r.items()), flush=True)
     timings["total"] = time.time() - t0

@@ -62,10 +62,12 @@ def lr_at(step, cfg: TrainConfig):
 
 
 def train(model, cfg: TrainConfig, get_batch, loss_fn, desc, callback=None, every=0):
-    """Generic loop: get_batch(step) -> tuple of tensors; loss_fn(model, *batch) -> scalar. Returns losses."""
+    """Generic loop: get_batch(step) -> tuple of tensors; loss_fn(model, *batch) -> scalar. Returns losses.
+
+    desc labels the tqdm bar; None hides it (used in worker processes)."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     losses = []
-    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=0.5)
+    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=0.5, disable=desc is None)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -199,7 +201,6 @@ def animal_preference(model, animal):
 @torch.no_grad()
 def pick_rate(model, animal, n_samples, gen):
     """Share of answers, sampled at temperature 1 from the full vocabulary, that are exactly `animal`."""
-    device = next(model.parameters()).device
     per_q = [n_samples // len(QUESTIONS) + (i < n_samples % len(QUESTIONS)) for i in range(len(QUESTIONS))]
     hits = 0
     for q, n in zip(QUESTIONS, per_q):
