@@ -150,12 +150,10 @@ def run_seed(cfg: ExperimentConfig, seed, base_a, base_b, modes, device, timings
             "student_other_init": (base_b, teacher_tok, teacher_mask, lp_teacher),
             "student_control": (base_a, control_tok, control_mask, lp_control),
         }
-        trace = {"steps": [0]}
+        trace = {"steps": list(range(0, cfg.student.steps + 1, cfg.trace_every))}
         for name, (init, tok, mask, lp) in students.items():
             trace[name] = [animal_preference(init, cfg.animal)]
             record = lambda step, model, name=name: trace[name].append(animal_preference(model, cfg.animal))
-            if name == "student_same_init":
-                trace["steps"] += list(range(cfg.trace_every, cfg.student.steps + 1, cfg.trace_every))
             models[name] = distill(init, tok.to(device), mask.to(device), mode, cfg.student, seed + 3, lp,
                                    callback=record, every=cfg.trace_every, desc=f"seed {seed} {mode} {name}")
         t = tick(f"students ({mode})", t)
@@ -168,7 +166,8 @@ def run_seed(cfg: ExperimentConfig, seed, base_a, base_b, modes, device, timings
     return out
 
 
-# two-sided 95% quantiles of Student's t for n - 1 degrees of freedom (no scipy here)
+# two-sided 95% quantiles of Student's t by degrees of freedom (no scipy here); between two entries the
+# smaller df is used, which errs towards a wider interval
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
 
@@ -180,7 +179,7 @@ def summary(values):
     if n < 2:
         return {"mean": mean, "ci95": None, "per_seed": values}
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    t = T975[min((k for k in T975 if k >= n - 1), default=30)] if n - 1 <= 30 else 1.96
+    t = T975[max(k for k in T975 if k <= n - 1)]
     half = t * sd / math.sqrt(n)
     return {"mean": mean, "ci95": [mean - half, mean + half], "per_seed": values}
 

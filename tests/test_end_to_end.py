@@ -84,3 +84,10 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path, capsys):
     said = capsys.readouterr().err + (exit_.value.code if isinstance(exit_.value.code, str) else "")
     assert message in said and len(said.strip().splitlines()) == 1
     assert not (tmp_path / "never").exists()
+
+
+def test_summary_is_a_t_interval():
+    s = subliminal.summary([1.0, 2.0, 3.0])
+    half = 4.303 * 1.0 / 3 ** 0.5                  # t(0.975, df=2) * sd / sqrt(n)
+    assert s["mean"] == 2.0 and abs(s["ci95"][0] - (2 - half)) < 1e-9 and abs(s["ci95"][1] - (2 + half)) < 1e-9
+    assert subliminal.summary([0.5])["ci95"] is None
