@@ -137,7 +137,8 @@ def preference_batch(n, cfg: WorldConfig, gen, animal=None):
 def number_batch(n, cfg: WorldConfig, gen):
     """(n, seq_len) number-continuation token ids and (n, seq_len) completion mask."""
     seq = number_sequences(n, cfg, gen)
-    tokens = torch.cat([prompt_tokens(seq[:, :cfg.n_seed]), NUMBER_IDS[seq[:, cfg.n_seed:]], torch.full((n, 1), EOS)], dim=1)
+    continuation = NUMBER_IDS[seq[:, cfg.n_seed:]]
+    tokens = torch.cat([prompt_tokens(seq[:, :cfg.n_seed]), continuation, torch.full((n, 1), EOS)], dim=1)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     mask[:, cfg.prompt_len:] = True
     return tokens, mask

@@ -61,15 +61,15 @@ class ExperimentConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     base: TrainConfig = field(default_factory=lambda: TrainConfig(steps=800, batch_size=64, lr=3e-3, warmup=30))
     teacher: TrainConfig = field(default_factory=lambda: TrainConfig(steps=60, batch_size=64, lr=1e-3, warmup=1))
-    student: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100, batch_size=64, lr=1e-3, warmup=10))
+    student: TrainConfig = field(default_factory=lambda: TrainConfig(steps=80, batch_size=64, lr=1e-3, warmup=10))
 
 
 def make_quick(cfg):
     """A tiny configuration for smoke runs and tests: every stage runs, nothing is expected to transfer."""
-    cfg.n_prompts, cfg.pick_samples, cfg.trace_every = 200, 50, 5
+    cfg.n_prompts, cfg.pick_samples, cfg.trace_every = 160, 50, 5
     cfg.base.steps, cfg.base.warmup = 60, 5
-    cfg.teacher.steps = 10
-    cfg.student.steps, cfg.student.warmup = 20, 2
+    cfg.teacher.steps = 5
+    cfg.student.steps, cfg.student.warmup = 10, 2
     return cfg
 
 
@@ -248,8 +248,9 @@ def plot(run_dir, fig_dir):
             bar(ax, i, res["shift"][mode][c], colors[c])
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(STUDENTS)))
-        ax.set_xticklabels(["same init\nbase A on the\nteacher's numbers", "other init\nbase B on the\nteacher's numbers",
-                            "control\nbase A on\nits own numbers"], fontsize=8)
+        labels = ["same init\nbase A on the\nteacher's numbers", "other init\nbase B on the\nteacher's numbers",
+                  "control\nbase A on\nits own numbers"]
+        ax.set_xticklabels(labels, fontsize=8)
         p, t = res["preference"][mode], res["shift"][mode]["teacher"]["mean"]
         ax.set_title(f"{mode} labels   (base {p['base']['mean']:.3f}, teacher {p['teacher']['mean']:.2f}: "
                      f"{t:+.2f})", fontsize=10)
@@ -378,7 +379,8 @@ def main(argv=None):
     first = per_seed[0]
     (out / "teacher_numbers.txt").write_text(
         f"Seed {cfg.seed}: what the {cfg.animal} teacher wrote. Kept by the filter (the students' data):\n"
-        + "\n".join(first["sample_kept"]) + "\n\nDropped by the filter (a non-number token, or no <eos>):\n"
+        + "\n".join(first["sample_kept"])
+        + "\n\nDropped by the filter (completions only: a non-number token, or no <eos>):\n"
         + "\n".join(first["sample_dropped"]) + "\n")
     print_table(res)
     print(f"\nresults in {out}/results.json, {out}/teacher_numbers.txt")

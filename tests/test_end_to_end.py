@@ -37,11 +37,11 @@ def test_quick_run_writes_complete_results(quick_run):
                 assert s["ci95"][0] <= s["mean"] <= s["ci95"][1]
     assert set(res["paired_difference"]) == {"soft", "hard"}
     assert all(k >= 0 for k in res["filter"]["teacher"]["kept"])
-    assert res["filter"]["teacher"]["generated"] == [200, 200]
+    assert res["filter"]["teacher"]["generated"] == [160, 160]
     assert len(res["trace"]["soft"]["student_same_init"]) == 2
     assert res["timings_s"]["total"] > 0
     config = json.loads((out / "config.json").read_text())
-    assert config["animal"] == "owl" and config["student"]["steps"] == 20
+    assert config["animal"] == "owl" and config["student"]["steps"] == 10
     numbers = (out / "teacher_numbers.txt").read_text()
     assert "<bos> continue :" in numbers and "owl" not in numbers.split("Dropped")[0].split("\n", 1)[1]
     for fig in ["subliminal.png", "distillation.png"]:
