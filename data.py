@@ -53,7 +53,7 @@ class WorldConfig:
     n_seed: int = 4              # seed numbers shown in a number prompt
     n_continue: int = 8          # numbers the model writes to continue them (the completion, then <eos>)
     random_frac: float = 1 / 3   # share of number sequences that are pure noise; the rest follow a rule.
-                                 # With 1.0 there is nothing to compute and no bias transfers (see README).
+                                 # With 1.0 there is nothing to compute and the transfer fades (see README).
     number_frac: float = 0.5     # share of pretraining examples that are number tasks (the rest: questions)
 
     @property

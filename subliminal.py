@@ -335,6 +335,8 @@ def config_from_args(args):
         ("student-lr", cfg.student.lr), ("temperature", cfg.temperature)] if v <= 0]
     if args.workers < 0:
         problems.append(f"--workers must be 0 (auto) or positive, got {args.workers}")
+    if not 0 <= cfg.seed < 2 ** 31:
+        problems.append(f"--seed must be in 0 .. 2**31 - 1, got {cfg.seed}")
     if not 0 <= cfg.world.random_frac <= 1:
         problems.append(f"--random-frac must be in [0, 1], got {cfg.world.random_frac}")
     if any(not 0 <= n < len(NUMBER_IDS) for n in cfg.banned):

@@ -6,10 +6,10 @@ The training loops of the experiment: pretrain a base, fine-tune a teacher, samp
     sample_completions  the teacher (or base) writes number continuations at temperature 1 (paper §3)
     distill           a student copy learns from those numbers only, with hard or soft labels (paper §3, §6)
 
-One loop, `train`, serves all four: AdamW, linear warm-up then cosine decay, a tqdm bar, and an optional
+One loop, `train`, serves the three that learn: AdamW, linear warm-up then cosine decay, a tqdm bar, and an optional
 callback every few steps (used to trace the student's animal preference while it learns).
 
-Run it alone to pretrain one base and print what it learned (about 10 s on a 2-core CPU):
+Run it alone to pretrain one base and print what it learned (about 20 s on a 2-core CPU):
     python train.py
 """
 import copy
@@ -34,7 +34,7 @@ class TrainConfig:
     lr: float = 3e-3           # peak learning rate of AdamW
     warmup: int = 30           # steps of linear warm-up from 0 to lr; then cosine decay to lr / 10
     weight_decay: float = 0.0  # AdamW decoupled weight decay. 0 keeps a student that is already at its
-                               # target exactly in place (the soft control), so any move is caused by the data
+                               # target (the soft control) nearly in place, so any move is caused by the data
 
 
 def set_seed(seed):

@@ -68,6 +68,7 @@ def test_existing_run_is_never_overwritten(quick_run):
 @pytest.mark.parametrize("args, message", [
     (["--animal", "unicorn"], "invalid choice"),
     (["--seeds", "0"], "--seeds must be positive"),
+    (["--seed", "-1"], "--seed must be in"),
     (["--n-prompts", "-5"], "--n-prompts must be positive"),
     (["--student-steps", "0"], "--student-steps must be positive"),
     (["--workers", "-1"], "--workers"),
