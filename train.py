@@ -35,6 +35,7 @@ class TrainConfig:
     warmup: int = 30           # steps of linear warm-up from 0 to lr; then cosine decay to lr / 10
     weight_decay: float = 0.0  # AdamW decoupled weight decay. 0 keeps a student that is already at its
                                # target (the soft control) nearly in place, so any move is caused by the data
+    optimizer: str = "adamw"   # "adamw", or "sgd" (plain gradient descent, the setting of Theorem 1)
 
 
 def set_seed(seed):
@@ -65,7 +66,10 @@ def train(model, cfg: TrainConfig, get_batch, loss_fn, desc, callback=None, ever
     """Generic loop: get_batch(step) -> tuple of tensors; loss_fn(model, *batch) -> scalar. Returns losses.
 
     desc labels the tqdm bar; None hides it (used in worker processes)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     losses = []
     bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=0.5, disable=desc is None)
     for step in bar:
@@ -81,6 +85,11 @@ def train(model, cfg: TrainConfig, get_batch, loss_fn, desc, callback=None, ever
         if callback is not None and every and (step + 1) % every == 0:
             callback(step + 1, model)
     return losses
+
+
+def flat_params(model):
+    """All weights of a model as one vector, to compare updates such as theta_student - theta_base."""
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
 def completion_loss(model, tokens, mask):
