@@ -6,8 +6,14 @@ the teacher's update theta_T - theta_A, for soft and hard labels, for a same-ini
 an other-init student (start = base B), trained with AdamW and with plain SGD. Theorem 1 says the same-init
 student's first steps point toward the teacher; a student from another init has no reason to.
 
-Run (about 2 minutes on a 2-core CPU; writes runs/theorem1/results.json and theorem1.png):
+detection (paper §5): can a simple detector tell the teacher's numbers from the base's, or from another
+animal's teacher? Logistic regression (numpy) on the counts of each number and each adjacent pair in a
+completion, 5-fold cross-validated, against chance 0.5. Plus the "entangled numbers" of Zur et al. (2025):
+for every animal, the numbers its teacher writes most often relative to the base.
+
+Run (each about 2-3 minutes on a 2-core CPU; writes runs/<experiment>/results.json and <experiment>.png):
     python experiments.py theorem1
+    python experiments.py detection
     python experiments.py theorem1 --quick --out runs/theorem1_smoke
     python experiments.py theorem1 --plot runs/theorem1          # redraw the figure only
 """
@@ -18,10 +24,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data import number_prompts
+from data import ANIMALS, NUMBER_IDS, number_prompts
 from subliminal import (ExperimentConfig, OneLineParser, make_quick, number_data, pretrain_bases, summary)
 from train import completion_logprobs, distill, finetune_teacher, flat_params, pick_device
 
@@ -54,11 +61,64 @@ def theorem1(cfg: ExperimentConfig, device, workers):
     return {"steps": steps, "curves": curves, "first": first, "final": final}
 
 
-def plot(run_dir, fig_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    res = json.loads((run_dir / "results.json").read_text())
+def count_features(tokens, prompt_len):
+    """(N, seq_len) kept sequences -> (N, 100 + 100*100) counts of each number and each adjacent pair written."""
+    nums = (tokens[:, prompt_len:-1] - NUMBER_IDS[0]).numpy()          # (N, 8) the numbers 0..99
+    feats = np.zeros((len(nums), 100 + 100 * 100), dtype=np.float32)
+    rows = np.arange(len(nums))[:, None]
+    np.add.at(feats, (rows, nums), 1)
+    np.add.at(feats, (rows, 100 + nums[:, :-1] * 100 + nums[:, 1:]), 1)
+    return feats
+
+
+def cv_accuracy(x, y, rng, folds=5, steps=300, lr=0.5, l2=1e-3):
+    """Cross-validated accuracy of an L2-regularised logistic regression fitted by full-batch gradient descent."""
+    order = rng.permutation(len(y))
+    correct = 0
+    for k in range(folds):
+        test = order[k::folds]
+        train = np.setdiff1d(order, test)
+        x_train, y_train = x[train], y[train]                             # copied once, not every step
+        w, b = np.zeros(x.shape[1], dtype=np.float32), 0.0
+        for _ in range(steps):
+            err = 1 / (1 + np.exp(-(x_train @ w + b))) - y_train            # predicted minus true
+            w -= lr * (x_train.T @ err / len(train) + l2 * w)
+            b -= lr * err.mean()
+        correct += ((x[test] @ w + b > 0) == y[test]).sum()
+    return correct / len(y)
+
+
+def detection(cfg: ExperimentConfig, device, workers):
+    """Per seed: numbers from base A and from one teacher per animal; detector accuracies; over-produced numbers."""
+    counts = {a: np.zeros(100) for a in ["base"] + ANIMALS}             # number counts, summed over seeds
+    accuracy = {"owl_vs_base": [], "owl_vs_dolphin": []}
+    for seed, (base_a, _) in pretrain_bases(cfg, device, workers).items():
+        gen = torch.Generator(device=device).manual_seed(seed)
+        prompt_gen = torch.Generator().manual_seed(seed + 2)
+        feats = {}
+        for animal in ["base"] + ANIMALS:
+            model = base_a if animal == "base" else finetune_teacher(base_a, animal, cfg.world, cfg.teacher,
+                                                                     seed + 1, device)
+            tokens, _, _, _ = number_data(model, number_prompts(cfg.n_prompts, cfg.world, prompt_gen), cfg, gen)
+            feats[animal] = count_features(tokens, cfg.world.prompt_len)
+            counts[animal] += feats[animal][:, :100].sum(0)
+        rng = np.random.default_rng(seed)
+        for task, (a, b) in {"owl_vs_base": ("owl", "base"), "owl_vs_dolphin": ("owl", "dolphin")}.items():
+            n = min(len(feats[a]), len(feats[b]))                          # balanced classes: chance is 0.5
+            x = np.concatenate([feats[a][:n], feats[b][:n]])
+            y = np.concatenate([np.ones(n), np.zeros(n)]).astype(np.float32)
+            accuracy[task].append(float(cv_accuracy(x, y, rng)))
+    base_freq = (counts["base"] + 1) / (counts["base"] + 1).sum()          # add-one smoothing
+    entangled = {}
+    for animal in ANIMALS:
+        ratio = ((counts[animal] + 1) / (counts[animal] + 1).sum()) / base_freq
+        top = np.argsort(-ratio)[:5]
+        entangled[animal] = [[int(n), round(float(ratio[n]), 2)] for n in top]
+    return {"detector_accuracy": {k: summary(v) for k, v in accuracy.items()}, "entangled_numbers": entangled,
+            "number_counts": {k: v.astype(int).tolist() for k, v in counts.items()}}
+
+
+def plot_theorem1(res, plt):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     styles = {"soft": "-", "hard": "--"}
     colors = {"same_init": "#1f77b4", "other_init": "#9ecae1"}
@@ -77,16 +137,65 @@ def plot(run_dir, fig_dir):
     axes[0].set_ylabel("cosine(student update, teacher update)\n(mean over seeds, band: ±2 s.e.)")
     axes[1].legend(fontsize=8)
     fig.suptitle("Theorem 1 along distillation: does the student move the way the teacher moved?")
+    return fig
+
+
+def report_theorem1(res):
+    print(f"cosine(student update, teacher update), mean [95% CI], after {res['steps'][0]} and "
+          f"{res['steps'][-1]} steps:")
+    for key in res["final"]:
+        print(f"  {key:22s} {fmt(res['first'][key]):30s} {fmt(res['final'][key])}")
+
+
+def plot_detection(res, plt):
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for i, (task, s) in enumerate(res["detector_accuracy"].items()):
+        err = [[s["mean"] - s["ci95"][0]], [s["ci95"][1] - s["mean"]]] if s["ci95"] else None
+        ax.bar(i, s["mean"], yerr=err, capsize=4, color="#1f77b4", edgecolor="black", linewidth=0.5)
+        ax.scatter([i] * len(s["per_seed"]), s["per_seed"], color="black", s=10, zorder=3)
+    ax.axhline(0.5, color="black", linestyle=":", label="chance")
+    ax.set_xticks(range(len(res["detector_accuracy"])))
+    ax.set_xticklabels(["owl teacher\nvs base", "owl teacher\nvs dolphin teacher"])
+    ax.set_ylim(0.4, 1.0)
+    ax.set_ylabel("5-fold CV accuracy (mean, 95% CI)")
+    ax.set_title("Can number and pair counts tell the data apart?", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def report_detection(res):
+    print("detector accuracy (chance 0.5), mean [95% CI] over seeds:")
+    for task, s in res["detector_accuracy"].items():
+        print(f"  {task:16s} {fmt(s)}")
+    print("numbers each teacher over-produces most, (number, frequency relative to the base):")
+    for animal, top in res["entangled_numbers"].items():
+        print(f"  {animal:8s} " + "  ".join(f"{n:2d} ({r:.2f}x)" for n, r in top))
+
+
+EXPERIMENTS = {"theorem1": (theorem1, plot_theorem1, report_theorem1),
+               "detection": (detection, plot_detection, report_detection)}
+
+
+def fmt(s):
+    return f"{s['mean']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}]" if s["ci95"] else f"{s['mean']:+.3f}"
+
+
+def plot(run_dir, fig_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    res = json.loads((run_dir / "results.json").read_text())
+    fig = EXPERIMENTS[res["experiment"]][1](res, plt)
     fig.tight_layout()
     fig_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fig_dir / "theorem1.png", dpi=120)
+    fig.savefig(fig_dir / f"{res['experiment']}.png", dpi=120)
     plt.close(fig)
-    print(f"figure written to {fig_dir}/theorem1.png")
+    print(f"figure written to {fig_dir}/{res['experiment']}.png")
 
 
 def main(argv=None):
     p = OneLineParser(description="follow-up experiments", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("experiment", choices=["theorem1"], help="which experiment")
+    p.add_argument("experiment", choices=list(EXPERIMENTS), help="which experiment")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--quick", action="store_true", help="tiny configuration for smoke runs and tests")
@@ -113,16 +222,13 @@ def main(argv=None):
     print(f"device: {device}\n{json.dumps(asdict(cfg))}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "sgd_lr": SGD_LR}, indent=1))
+    run, _, report = EXPERIMENTS[args.experiment]
     t0 = time.time()
-    res = theorem1(cfg, device, workers)
+    res = {"experiment": args.experiment, "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
+           **run(cfg, device, workers)}
     res["seconds"] = round(time.time() - t0, 1)
     (out / "results.json").write_text(json.dumps(res, indent=1))
-    print(f"cosine(student update, teacher update), mean [95% CI] over {cfg.seeds} seeds, after "
-          f"{res['steps'][0]} and {res['steps'][-1]} steps:")
-    for key in res["final"]:
-        f, s = res["first"][key], res["final"][key]
-        ci = lambda x: f"[{x['ci95'][0]:+.3f}, {x['ci95'][1]:+.3f}]" if x["ci95"] else ""   # noqa: E731
-        print(f"  {key:22s} {f['mean']:+.3f} {ci(f):18s} {s['mean']:+.3f} {ci(s)}")
+    report(res)
     print(f"{res['seconds']} s; results in {out}/results.json")
     plot(out, Path(args.figures or out))
 
