@@ -199,6 +199,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="number of seeds")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--quick", action="store_true", help="tiny configuration for smoke runs and tests")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that pretrain bases in parallel (0: one per CPU core; 1 on a GPU)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to train")
     p.add_argument("--out", help="run folder (default: runs/<experiment>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder's results")
@@ -209,8 +211,8 @@ def main(argv=None):
         if not (Path(args.plot) / "results.json").is_file():
             raise SystemExit(f"error: no results.json in {args.plot}; run the experiment first")
         return plot(Path(args.plot), Path(args.figures or args.plot))
-    if args.seeds <= 0 or not 0 <= args.seed < 2 ** 31:
-        raise SystemExit("error: --seeds must be positive and --seed in 0 .. 2**31 - 1")
+    if args.seeds <= 0 or not 0 <= args.seed < 2 ** 31 or args.workers < 0:
+        raise SystemExit("error: --seeds must be positive, --seed in 0 .. 2**31 - 1 and --workers >= 0")
     out = Path(args.out or f"runs/{args.experiment}")
     if (out / "results.json").exists() and not args.overwrite:
         raise SystemExit(f"error: {out} already holds a run; pick another --out or pass --overwrite")
@@ -218,7 +220,7 @@ def main(argv=None):
     if args.quick:
         make_quick(cfg)
     device = pick_device(cfg.device)
-    workers = min(os.cpu_count() or 1, 2 * cfg.seeds) if device.type == "cpu" else 1
+    workers = args.workers or (min(os.cpu_count() or 1, 2 * cfg.seeds) if device.type == "cpu" else 1)
     print(f"device: {device}\n{json.dumps(asdict(cfg))}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "sgd_lr": SGD_LR}, indent=1))

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def quick(experiment, out):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments.py"), experiment, "--quick", "--seeds", "1",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+                           "--workers", "1", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / f"{experiment}.png").stat().st_size > 10_000
     return json.loads((out / "results.json").read_text())
