@@ -46,13 +46,13 @@ def set_seed(seed):
 
 
 def pick_device(name="auto"):
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """cuda, then mps, then cpu for "auto"; a named device that this machine lacks is a one-line error."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        return torch.device(next(d for d, ok in available.items() if ok))
+    if not available.get(name, False):
+        raise SystemExit(f"error: --device {name} is not available on this machine")
+    return torch.device(name)
 
 
 def lr_at(step, cfg: TrainConfig):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import subliminal
 
@@ -75,6 +76,7 @@ def test_existing_run_is_never_overwritten(quick_run):
     (["--banned", "7,x"], "--banned"),
     (["--banned", "150"], "--banned"),
     (["--plot", "no/such/run"], "no results.json"),
+    (["--device", "cuda" if not torch.cuda.is_available() else "mps"], "not available"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path, capsys):
     # in-process for speed; the subprocess test above shows such an exit prints no traceback
