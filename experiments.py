@@ -19,7 +19,6 @@ Run (each about 2-3 minutes on a 2-core CPU; writes runs/<experiment>/results.js
 """
 import argparse
 import json
-import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -29,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from data import ANIMALS, NUMBER_IDS, number_prompts
-from subliminal import (ExperimentConfig, OneLineParser, make_quick, number_data, pretrain_bases, summary)
+from subliminal import (ExperimentConfig, OneLineParser, bar_with_seeds, make_quick, mean_band, number_data,
+                        pretrain_bases, summary)
 from train import completion_logprobs, distill, finetune_teacher, flat_params, pick_device
 
 SGD_LR = 0.3  # plain SGD needs a larger step than AdamW's 1e-3 to move at all in the same number of steps
@@ -92,7 +92,7 @@ def detection(cfg: ExperimentConfig, device, workers):
     """Per seed: numbers from base A and from one teacher per animal; detector accuracies; over-produced numbers."""
     counts = {a: np.zeros(100) for a in ["base"] + ANIMALS}             # number counts, summed over seeds
     accuracy = {"owl_vs_base": [], "owl_vs_dolphin": []}
-    for seed, (base_a, _) in pretrain_bases(cfg, device, workers).items():
+    for seed, (base_a, _) in pretrain_bases(cfg, device, workers, other_init=False).items():
         gen = torch.Generator(device=device).manual_seed(seed)
         prompt_gen = torch.Generator().manual_seed(seed + 2)
         feats = {}
@@ -126,11 +126,7 @@ def plot_theorem1(res, plt):
         for mode in ["soft", "hard"]:
             for name in ["same_init", "other_init"]:
                 runs = torch.tensor(res["curves"][f"{mode} {optimizer} {name}"])  # (seeds, points)
-                mean = runs.mean(0)
-                ax.plot(res["steps"], mean, styles[mode], color=colors[name], label=f"{mode}, {name}")
-                if len(runs) > 1:
-                    half = 2 * runs.std(0) / len(runs) ** 0.5
-                    ax.fill_between(res["steps"], mean - half, mean + half, color=colors[name], alpha=0.15)
+                mean_band(ax, res["steps"], runs, colors[name], f"{mode}, {name}", styles[mode])
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(f"students trained with {optimizer}", fontsize=10)
         ax.set_xlabel("distillation step")
@@ -149,10 +145,8 @@ def report_theorem1(res):
 
 def plot_detection(res, plt):
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for i, (task, s) in enumerate(res["detector_accuracy"].items()):
-        err = [[s["mean"] - s["ci95"][0]], [s["ci95"][1] - s["mean"]]] if s["ci95"] else None
-        ax.bar(i, s["mean"], yerr=err, capsize=4, color="#1f77b4", edgecolor="black", linewidth=0.5)
-        ax.scatter([i] * len(s["per_seed"]), s["per_seed"], color="black", s=10, zorder=3)
+    for i, stat in enumerate(res["detector_accuracy"].values()):
+        bar_with_seeds(ax, i, stat, "#1f77b4")
     ax.axhline(0.5, color="black", linestyle=":", label="chance")
     ax.set_xticks(range(len(res["detector_accuracy"])))
     ax.set_xticklabels(["owl teacher\nvs base", "owl teacher\nvs dolphin teacher"])
@@ -220,14 +214,13 @@ def main(argv=None):
     if args.quick:
         make_quick(cfg)
     device = pick_device(cfg.device)
-    workers = args.workers or (min(os.cpu_count() or 1, 2 * cfg.seeds) if device.type == "cpu" else 1)
     print(f"device: {device}\n{json.dumps(asdict(cfg))}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({**asdict(cfg), "sgd_lr": SGD_LR}, indent=1))
     run, _, report = EXPERIMENTS[args.experiment]
     t0 = time.time()
     res = {"experiment": args.experiment, "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
-           **run(cfg, device, workers)}
+           **run(cfg, device, args.workers)}
     res["seconds"] = round(time.time() - t0, 1)
     (out / "results.json").write_text(json.dumps(res, indent=1))
     report(res)

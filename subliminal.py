@@ -90,12 +90,16 @@ def _pretrain_job(job):
     return pretrain_base(init_seed, data_seed, cfg.model, cfg.world, cfg.base, "cpu", desc=None).state_dict()
 
 
-def pretrain_bases(cfg: ExperimentConfig, device, workers):
+def pretrain_bases(cfg: ExperimentConfig, device, workers=0, other_init=True):
     """Base A (init seed s) and base B (init seed s + 10000, same data stream) for every seed s.
 
-    Returns {seed: (base_a, base_b)}. The bases are independent of each other, so on a CPU they train in
-    `workers` processes at once; the result of a job depends only on its seeds and its thread count."""
-    jobs = [(init, seed, cfg) for seed in range(cfg.seed, cfg.seed + cfg.seeds) for init in (seed, seed + 10000)]
+    Returns {seed: (base_a, base_b)}, base_b None when other_init is False. The bases are independent of each
+    other, so on a CPU they train in `workers` processes at once (0: one per core, at most one per base; 1 on a
+    GPU); the result of a job depends only on its seeds and its thread count."""
+    inits = (0, 10000) if other_init else (0,)
+    jobs = [(seed + i, seed, cfg) for seed in range(cfg.seed, cfg.seed + cfg.seeds) for i in inits]
+    if workers == 0:
+        workers = min(os.cpu_count() or 1, len(jobs)) if device.type == "cpu" else 1
     if workers > 1:
         threads = max(1, torch.get_num_threads() // workers)
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -108,7 +112,9 @@ def pretrain_bases(cfg: ExperimentConfig, device, workers):
     else:
         models = [pretrain_base(init, seed, cfg.model, cfg.world, cfg.base, device, desc=f"base init {init}")
                   for init, seed, _ in jobs]
-    return {seed: (models[2 * i], models[2 * i + 1]) for i, seed in enumerate(range(cfg.seed, cfg.seed + cfg.seeds))}
+    per_seed = iter(models)
+    return {seed: (next(per_seed), next(per_seed) if other_init else None)
+            for seed in range(cfg.seed, cfg.seed + cfg.seeds)}
 
 
 def run_seed(cfg: ExperimentConfig, seed, base_a, base_b, modes, device, timings):
@@ -226,6 +232,22 @@ def print_table(res):
     print("time per stage (s):", res["timings_s"])
 
 
+def bar_with_seeds(ax, x, stat, color):
+    """One bar: the mean of a summary() with its 95% interval, and a dot per seed."""
+    err = [[stat["mean"] - stat["ci95"][0]], [stat["ci95"][1] - stat["mean"]]] if stat["ci95"] else None
+    ax.bar(x, stat["mean"], yerr=err, color=color, capsize=4, edgecolor="black", linewidth=0.5)
+    ax.scatter([x] * len(stat["per_seed"]), stat["per_seed"], color="black", s=10, zorder=3)
+
+
+def mean_band(ax, steps, runs, color, label, linestyle="-"):
+    """runs: (seeds, points). The mean over seeds, and a band of +-2 standard errors (about 95%) around it."""
+    mean = runs.mean(0)
+    ax.plot(steps, mean, linestyle, color=color, label=label, linewidth=2)
+    if len(runs) > 1:
+        half = 2 * runs.std(0) / len(runs) ** 0.5
+        ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.2)
+
+
 def plot(run_dir, fig_dir):
     """Draw the figures from results.json alone, so they can be redrawn without retraining."""
     import matplotlib
@@ -236,16 +258,11 @@ def plot(run_dir, fig_dir):
     fig_dir.mkdir(parents=True, exist_ok=True)
     colors = {"student_same_init": "#1f77b4", "student_other_init": "#9ecae1", "student_control": "#2ca02c"}
 
-    def bar(ax, x, stat, color):
-        err = [[stat["mean"] - stat["ci95"][0]], [stat["ci95"][1] - stat["mean"]]] if stat["ci95"] else None
-        ax.bar(x, stat["mean"], yerr=err, color=color, capsize=4, edgecolor="black", linewidth=0.5)
-        ax.scatter([x] * len(stat["per_seed"]), stat["per_seed"], color="black", s=10, zorder=3)
-
     # Figure 1: each student's change in P(animal) from the model it started from, paired within each seed
     fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4.2), squeeze=False, sharey=True)
     for ax, mode in zip(axes[0], modes):
         for i, c in enumerate(STUDENTS):
-            bar(ax, i, res["shift"][mode][c], colors[c])
+            bar_with_seeds(ax, i, res["shift"][mode][c], colors[c])
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(STUDENTS)))
         labels = ["same init\nbase A on the\nteacher's numbers", "other init\nbase B on the\nteacher's numbers",
@@ -267,12 +284,7 @@ def plot(run_dir, fig_dir):
         tr = res["trace"][mode]
         for s in STUDENTS:
             runs = torch.tensor(tr[s])
-            runs = runs - runs[:, :1]                                      # (seeds, points), change from step 0
-            mean = runs.mean(0)
-            ax.plot(tr["steps"], mean, color=colors[s], label=s, linewidth=2)
-            if len(runs) > 1:
-                half = runs.std(0) / len(runs) ** 0.5 * 2                  # about a 95% band of the mean
-                ax.fill_between(tr["steps"], mean - half, mean + half, color=colors[s], alpha=0.2)
+            mean_band(ax, tr["steps"], runs - runs[:, :1], colors[s], s)  # change from step 0
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xlabel("distillation step")
         ax.set_title(f"{mode} labels", fontsize=10)
@@ -366,8 +378,7 @@ def main(argv=None):
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
     t0, per_seed = time.time(), []
-    workers = args.workers or (min(os.cpu_count() or 1, 2 * cfg.seeds) if device.type == "cpu" else 1)
-    bases = pretrain_bases(cfg, device, workers)
+    bases = pretrain_bases(cfg, device, args.workers)
     timings = {"pretrain bases": time.time() - t0}
     for seed, (base_a, base_b) in bases.items():
         per_seed.append(run_seed(cfg, seed, base_a, base_b, modes, device, timings))
