@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from data import ANIMALS, NUMBER_IDS, number_prompts
-from subliminal import (ExperimentConfig, OneLineParser, bar_with_seeds, make_quick, mean_band, number_data,
-                        pretrain_bases, summary)
+from subliminal import (ExperimentConfig, OneLineParser, bar_with_seeds, check_new_run, existing_run, make_quick,
+                        mean_band, number_data, pretrain_bases, summary)
 from train import completion_logprobs, distill, finetune_teacher, flat_params, pick_device
 
 SGD_LR = 0.3  # plain SGD needs a larger step than AdamW's 1e-3 to move at all in the same number of steps
@@ -202,14 +202,11 @@ def main(argv=None):
     p.add_argument("--figures", metavar="DIR", help="where the figure goes (default: the run folder)")
     args = p.parse_args(argv)
     if args.plot:
-        if not (Path(args.plot) / "results.json").is_file():
-            raise SystemExit(f"error: no results.json in {args.plot}; run the experiment first")
-        return plot(Path(args.plot), Path(args.figures or args.plot))
+        return plot(existing_run(args.plot), Path(args.figures or args.plot))
     if args.seeds <= 0 or not 0 <= args.seed < 2 ** 31 or args.workers < 0:
         raise SystemExit("error: --seeds must be positive, --seed in 0 .. 2**31 - 1 and --workers >= 0")
     out = Path(args.out or f"runs/{args.experiment}")
-    if (out / "results.json").exists() and not args.overwrite:
-        raise SystemExit(f"error: {out} already holds a run; pick another --out or pass --overwrite")
+    check_new_run(out, args.overwrite)
     cfg = ExperimentConfig(seeds=args.seeds, seed=args.seed, device=args.device)
     if args.quick:
         make_quick(cfg)

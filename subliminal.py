@@ -358,18 +358,27 @@ def config_from_args(args):
     return cfg
 
 
+def existing_run(run_dir):
+    """The folder of a finished run, for redrawing its figures; a one-line error if it holds no results."""
+    if not (Path(run_dir) / "results.json").is_file():
+        raise SystemExit(f"error: no results.json in {run_dir}; run the experiment first")
+    return Path(run_dir)
+
+
+def check_new_run(out, overwrite):
+    """Never overwrite an earlier run's results unless asked to."""
+    if (out / "results.json").exists() and not overwrite:
+        raise SystemExit(f"error: {out} already holds a run; pick another --out or pass --overwrite")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.plot:
-        run_dir = Path(args.plot)
-        if not (run_dir / "results.json").is_file():
-            raise SystemExit(f"error: no results.json in {run_dir}; run the experiment first")
-        plot(run_dir, Path(args.figures or run_dir))
+        plot(existing_run(args.plot), Path(args.figures or args.plot))
         return
     cfg = config_from_args(args)
     out = Path(args.out)
-    if (out / "results.json").exists() and not args.overwrite:
-        raise SystemExit(f"error: {out} already holds a run; pick another --out or pass --overwrite")
+    check_new_run(out, args.overwrite)
     device = pick_device(cfg.device)
     modes = ["soft", "hard"] if cfg.distill == "both" else [cfg.distill]
     print(f"device: {device}")
